@@ -1,0 +1,115 @@
+"""Every error leaves the API as the seed's envelope: ``{"action": ..., "message": ...}``.
+
+Domain exceptions are translated here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from ..errors import (
+    AuthenticationError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    ShuttingDown,
+    TasksError,
+    WrongKey,
+)
+
+log = logging.getLogger(__name__)
+
+FIX = "Do not retry without fixing the problem"
+DONT_REPEAT = "The request should not be repeated"
+ACTIONS = {
+    400: FIX,
+    401: DONT_REPEAT,
+    403: DONT_REPEAT,
+    404: FIX,
+    405: FIX,
+    409: FIX,
+    413: FIX,
+    422: FIX,
+    429: "Please wait until the server restore your connection",
+    503: "Retry the request later",
+}
+STATUS: list[tuple[type[TasksError], int]] = [
+    (InvalidInput, 400),
+    (WrongKey, 401),
+    (AuthenticationError, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (PreconditionFailed, 422),
+    (ShuttingDown, 503),
+]
+_UNION_TAGS = ("str", "int", "bool", "float", "none")
+
+
+def envelope(status: int, message: Any) -> Response:
+    action = ACTIONS.get(status, "Do not retry this request more than once")
+    body = orjson.dumps({"action": action, "message": message})
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def error_tree(errors: list[Any]) -> dict[str, Any]:
+    """Pydantic errors as the original's zod tree: a node per field, each with ``_errors``."""
+    root: dict[str, Any] = {"_errors": []}
+    for error in errors:
+        path = [str(part) for part in error["loc"] if not _is_union_tag(part)]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = f"Unrecognized key(s) in object: '{path.pop()}'"
+        node = root
+        for part in path:
+            node = node.setdefault(part, {"_errors": []})
+        node["_errors"].append(message)
+    return root
+
+
+def _is_union_tag(part: Any) -> bool:
+    return isinstance(part, str) and ("[" in part or "-" in part or part in _UNION_TAGS)
+
+
+async def _tasks_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TasksError)
+    status = next((code for kind, code in STATUS if isinstance(exc, kind)), 500)
+    if status == 500:
+        log.error("request failed: %s", exc, extra={"action": "request_failed"})
+    return envelope(status, exc.detail if exc.detail is not None else exc.message)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ValidationError | RequestValidationError)
+    errors = list(exc.errors())
+    for error in errors:
+        if error["loc"] and error["loc"][0] in ("body", "query", "path"):
+            error["loc"] = error["loc"][1:]
+    return envelope(400, error_tree(errors))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = "Not found" if exc.status_code == 404 else exc.detail
+    return envelope(exc.status_code, message)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error", extra={"action": "request_crashed"})
+    return envelope(500, "Internal server error")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(TasksError, _tasks_error)
+    app.add_exception_handler(ValidationError, _validation_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
