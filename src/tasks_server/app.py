@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from starlette.applications import Starlette
 
 from .api import create_api
 from .clock import Clock, SystemClock
@@ -65,11 +65,11 @@ class Runtime:
 
 def create_app(
     settings: Settings, *, clock: Clock | None = None, transport: Transport | None = None
-) -> FastAPI:
+) -> Starlette:
     runtime = Runtime(settings, clock or SystemClock())
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with runtime.running(transport):
             yield
 

@@ -1,50 +1,42 @@
-"""The HTTP API: routes per resource, authentication, and the error envelope."""
+"""The HTTP API: routes per resource, authentication, the error envelope, the OpenAPI document."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
 
-from fastapi import FastAPI
-from starlette.responses import PlainTextResponse
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
-from ..spec import TaskSpec
-from . import errors, owners, queues
+from .. import __version__
+from . import errors, openapi, owners, queues
+from .endpoints import Endpoint
 
-Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
+
+PUBLISHED: list[tuple[str, Endpoint]] = [
+    *(("/v1/owners", endpoint) for endpoint in owners.ENDPOINTS),
+    *(("/v1/queues", endpoint) for endpoint in queues.ENDPOINTS),
+]
+ALIASES: list[tuple[str, Endpoint]] = [("/v1/tasks", endpoint) for endpoint in owners.ENDPOINTS]
 
 
-def create_api(lifespan: Lifespan | None = None) -> FastAPI:
-    app = FastAPI(
-        title="Tasks Server",
-        version="0.1.0",
-        description="Fire HTTP requests later: after a delay, at a time, with retries.",
-        lifespan=lifespan,
-    )
-    errors.install(app)
-    app.include_router(owners.router, prefix="/v1/owners")
-    app.include_router(owners.router, prefix="/v1/tasks", include_in_schema=False)
-    app.include_router(queues.router, prefix="/v1/queues")
+async def status(request: Request) -> Response:
+    return PlainTextResponse("OK")
 
-    @app.get("/status", response_class=PlainTextResponse, tags=["Health"])
-    async def status() -> str:
-        return "OK"
 
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+def create_api(lifespan: Lifespan | None = None) -> Starlette:
+    routes = [
+        Route(prefix + endpoint.path, endpoint.handler, methods=[endpoint.method])
+        for prefix, endpoint in PUBLISHED + ALIASES
+    ]
+    routes += [
+        Route("/status", status, methods=["GET"]),
+        Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
+        Route("/docs", openapi.docs, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers=errors.HANDLERS, lifespan=lifespan)
+    app.state.openapi = openapi.build(PUBLISHED, __version__)
     return app
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    if app.openapi_schema is None:
-        from fastapi.openapi.utils import get_openapi
-
-        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
-        spec = TaskSpec.model_json_schema(
-            by_alias=True, ref_template="#/components/schemas/{model}"
-        )
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.update(spec.pop("$defs", {}))
-        components["TaskSpec"] = spec
-        app.openapi_schema = schema
-    return app.openapi_schema

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from fastapi import Request
+from starlette.requests import Request
 
 from ..errors import AuthenticationError
 from ..owners import Owners

@@ -9,10 +9,9 @@ import logging
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import (
@@ -88,12 +87,8 @@ async def _tasks_error(request: Request, exc: Exception) -> Response:
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ValidationError | RequestValidationError)
-    errors = list(exc.errors())
-    for error in errors:
-        if error["loc"] and error["loc"][0] in ("body", "query", "path"):
-            error["loc"] = error["loc"][1:]
-    return envelope(400, error_tree(errors))
+    assert isinstance(exc, ValidationError)
+    return envelope(400, error_tree(list(exc.errors())))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -107,9 +102,9 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return envelope(500, "Internal server error")
 
 
-def install(app: FastAPI) -> None:
-    app.add_exception_handler(TasksError, _tasks_error)
-    app.add_exception_handler(ValidationError, _validation_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+HANDLERS = {
+    TasksError: _tasks_error,
+    ValidationError: _validation_error,
+    HTTPException: _http_error,
+    Exception: _unexpected,
+}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import orjson
-from fastapi import Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import TasksError

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from ..owners import Owners
-from ..store import OwnerRow
 from .auth import current_owner
+from .endpoints import Endpoint
 from .http import json_response, read_body
 from .schemas import Done, Owner, OwnerRegistration, Registered, owner_json, owner_name
-
-router = APIRouter(tags=["Owner"])
-Caller = Annotated[OwnerRow, Depends(current_owner)]
 
 
 def _owners(request: Request) -> Owners:
@@ -22,32 +17,38 @@ def _owners(request: Request) -> Owners:
     return owners
 
 
-@router.post(
-    "/register",
-    status_code=201,
-    response_model=Registered,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": OwnerRegistration.model_json_schema()}},
-        }
-    },
-)
 async def register(request: Request) -> Response:
-    """Create an owner. The key in the answer is shown once."""
+    """Create an owner. The key in the answer is shown once: keep it."""
     registration = OwnerRegistration.model_validate_json(await read_body(request))
     owner, key = await _owners(request).register(registration.name)
     return json_response({"id": owner.id, "key": key}, 201)
 
 
-@router.get("/{name}", response_model=Owner)
-async def get_owner(name: str, request: Request, caller: Caller) -> Response:
-    owner = await _owners(request).get(caller, owner_name(name))
+async def get_owner(request: Request) -> Response:
+    """The caller's own owner record, with its count of unfinished tasks."""
+    caller = await current_owner(request)
+    owner = await _owners(request).get(caller, owner_name(request.path_params["name"]))
     return json_response(owner_json(owner, request.app.state.tasks.queue_limit))
 
 
-@router.delete("/{name}", response_model=Done)
-async def delete_owner(name: str, request: Request, caller: Caller) -> Response:
+async def delete_owner(request: Request) -> Response:
     """Delete the owner and its finished tasks; refused while tasks are unfinished."""
-    await _owners(request).delete(caller, owner_name(name))
+    caller = await current_owner(request)
+    await _owners(request).delete(caller, owner_name(request.path_params["name"]))
     return json_response({"status": "Done"})
+
+
+ENDPOINTS = [
+    Endpoint(
+        "POST",
+        "/register",
+        register,
+        201,
+        Registered,
+        body=OwnerRegistration,
+        auth=False,
+        tag="Owner",
+    ),
+    Endpoint("GET", "/{name}", get_owner, answer=Owner, tag="Owner"),
+    Endpoint("DELETE", "/{name}", delete_owner, answer=Done, tag="Owner"),
+]

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
-from fastapi import APIRouter, Depends, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from ..spec import TaskSpec
 from ..store import OwnerRow
 from ..tasks import Tasks
 from .auth import current_owner
+from .endpoints import Endpoint
 from .http import json_response, read_body
 from .schemas import (
     Attempt,
@@ -24,101 +23,117 @@ from .schemas import (
     task_json,
 )
 
-router = APIRouter(tags=["Queue"])
-Caller = Annotated[OwnerRow, Depends(current_owner)]
 DONE = {"status": "Done"}
 
 
-def _body_schema(description: str) -> dict[str, Any]:
-    ref = {"$ref": "#/components/schemas/TaskSpec"}
-    return {
-        "requestBody": {
-            "required": True,
-            "description": description,
-            "content": {"application/json": {"schema": ref}},
-        }
-    }
-
-
-def _tasks(request: Request) -> Tasks:
+async def _context(request: Request) -> tuple[Tasks, OwnerRow]:
     tasks: Tasks = request.app.state.tasks
-    return tasks
+    return tasks, await current_owner(request)
 
 
-@router.post(
-    "/register",
-    status_code=201,
-    response_model=Task,
-    openapi_extra=_body_schema("The task: the HTTP request to send and when"),
-)
-async def register(request: Request, caller: Caller) -> Response:
+def _id(request: Request) -> str:
+    return task_id(request.path_params["id"])
+
+
+async def register(request: Request) -> Response:
     """Schedule an HTTP request. Answered once the task is committed to disk."""
-    row = await _tasks(request).register(caller, await read_body(request))
+    tasks, caller = await _context(request)
+    row = await tasks.register(caller, await read_body(request))
     return json_response(task_json(row), 201)
 
 
-@router.get("", response_model=list[TaskSummary])
-async def list_tasks(request: Request, caller: Caller) -> Response:
-    """The caller's tasks. Query: limit, offset, order, sort, state."""
+async def list_tasks(request: Request) -> Response:
+    """The caller's tasks. Query: limit (1..1000), offset, order, sort (asc|desc), state."""
+    tasks, caller = await _context(request)
     query = ListQuery.model_validate(dict(request.query_params))
-    rows = await _tasks(request).find(caller, query.query())
+    rows = await tasks.find(caller, query.query())
     return json_response([summary_json(row) for row in rows])
 
 
-@router.get("/{id}", response_model=Task)
-async def get_task(id: str, request: Request, caller: Caller) -> Response:
-    return json_response(task_json(await _tasks(request).get(caller, task_id(id))))
+async def get_task(request: Request) -> Response:
+    tasks, caller = await _context(request)
+    return json_response(task_json(await tasks.get(caller, _id(request))))
 
 
-@router.patch(
-    "/{id}",
-    response_model=Task,
-    openapi_extra=_body_schema("A JSON merge patch (RFC 7396) of the registration body"),
-)
-async def edit_task(id: str, request: Request, caller: Caller) -> Response:
+async def edit_task(request: Request) -> Response:
     """Edit a task that has not finished; changing the schedule reschedules it from now."""
-    row = await _tasks(request).edit(caller, task_id(id), await read_body(request))
+    tasks, caller = await _context(request)
+    row = await tasks.edit(caller, _id(request), await read_body(request))
     return json_response(task_json(row))
 
 
-@router.delete("/{id}", response_model=Done)
-async def delete_task(id: str, request: Request, caller: Caller) -> Response:
-    await _tasks(request).delete(caller, task_id(id))
+async def delete_task(request: Request) -> Response:
+    """Delete a task in any state, with its attempt history."""
+    tasks, caller = await _context(request)
+    await tasks.delete(caller, _id(request))
     return json_response(DONE)
 
 
-@router.get("/{id}/config", response_model=TaskSpec)
-async def get_config(id: str, request: Request, caller: Caller) -> Response:
+async def get_config(request: Request) -> Response:
     """The effective request and configuration, defaults included, secrets masked."""
-    return json_response(await _tasks(request).config(caller, task_id(id)))
+    tasks, caller = await _context(request)
+    return json_response(await tasks.config(caller, _id(request)))
 
 
-@router.get("/{id}/attempts", response_model=list[Attempt])
-async def get_attempts(id: str, request: Request, caller: Caller) -> Response:
+async def get_attempts(request: Request) -> Response:
     """Every attempt so far, oldest first."""
-    rows = await _tasks(request).attempts(caller, task_id(id))
+    tasks, caller = await _context(request)
+    rows = await tasks.attempts(caller, _id(request))
     return json_response([attempt_json(row) for row in rows])
 
 
-@router.patch("/{id}/pause", response_model=Done)
-async def pause(id: str, request: Request, caller: Caller) -> Response:
-    await _tasks(request).pause(caller, task_id(id))
+async def pause(request: Request) -> Response:
+    """RUNNING to PAUSED: the countdown stops."""
+    tasks, caller = await _context(request)
+    await tasks.pause(caller, _id(request))
     return json_response(DONE)
 
 
-@router.patch("/{id}/resume", response_model=Task)
-async def resume(id: str, request: Request, caller: Caller) -> Response:
-    return json_response(task_json(await _tasks(request).resume(caller, task_id(id))))
+async def resume(request: Request) -> Response:
+    """PAUSED to RUNNING, rescheduled with the time that was left."""
+    tasks, caller = await _context(request)
+    return json_response(task_json(await tasks.resume(caller, _id(request))))
 
 
-@router.patch("/{id}/revoke", response_model=Done)
-async def revoke(id: str, request: Request, caller: Caller) -> Response:
-    await _tasks(request).revoke(caller, task_id(id))
+async def revoke(request: Request) -> Response:
+    """RUNNING or PAUSED to REVOKED: the task will not be sent again."""
+    tasks, caller = await _context(request)
+    await tasks.revoke(caller, _id(request))
     return json_response(DONE)
 
 
-@router.post("/{id}/execute", response_model=Done)
-async def execute(id: str, request: Request, caller: Caller) -> Response:
-    """Make the next attempt due now."""
-    await _tasks(request).execute(caller, task_id(id))
+async def execute(request: Request) -> Response:
+    """Make the next attempt (the first one, or a retry) due now."""
+    tasks, caller = await _context(request)
+    await tasks.execute(caller, _id(request))
     return json_response(DONE)
+
+
+ENDPOINTS = [
+    Endpoint(
+        "POST",
+        "/register",
+        register,
+        201,
+        Task,
+        body=TaskSpec,
+        body_description="The HTTP request to send, and when",
+    ),
+    Endpoint("GET", "", list_tasks, answer=TaskSummary, many=True),
+    Endpoint("GET", "/{id}", get_task, answer=Task),
+    Endpoint(
+        "PATCH",
+        "/{id}",
+        edit_task,
+        answer=Task,
+        body=TaskSpec,
+        body_description="A JSON merge patch (RFC 7396) of the registration body",
+    ),
+    Endpoint("DELETE", "/{id}", delete_task, answer=Done),
+    Endpoint("GET", "/{id}/config", get_config, answer=TaskSpec),
+    Endpoint("GET", "/{id}/attempts", get_attempts, answer=Attempt, many=True),
+    Endpoint("PATCH", "/{id}/pause", pause, answer=Done),
+    Endpoint("PATCH", "/{id}/resume", resume, answer=Task),
+    Endpoint("PATCH", "/{id}/revoke", revoke, answer=Done),
+    Endpoint("POST", "/{id}/execute", execute, answer=Done),
+]
