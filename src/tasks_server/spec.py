@@ -221,7 +221,7 @@ class Config(Strict):
     retry_exponential: bool = False
     ignore_status_code: Annotated[
         list[Annotated[int, Field(ge=400, le=599)]], Field(max_length=40)
-    ] = []
+    ] = Field(default_factory=list)
     timeout: Annotated[int, Field(ge=1000, le=MAX_SAFE_INTEGER)] = 30_000
     timeout_at: DateMs | None = None
     user_agent: Annotated[str, Field(min_length=8, max_length=256)] = DEFAULT_USER_AGENT
@@ -241,9 +241,5 @@ class TaskSpec(Strict):
     """The registration body of a task."""
 
     http_request: HttpRequest
-    config: Config = Config()
+    config: Config = Field(default_factory=Config)
     metadata: Annotated[dict[str, str], BeforeValidator(_metadata)] | None = None
-
-    def body(self) -> dict[str, Any]:
-        """The fields the user gave, as JSON (what an edit patches)."""
-        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)

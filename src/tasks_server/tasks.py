@@ -45,7 +45,8 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return merged
 
 
-def _row(owner: OwnerRow, spec: TaskSpec, now: int) -> TaskRow:
+def _row(owner: OwnerRow, body: bytes, spec: TaskSpec, now: int) -> TaskRow:
+    """A new task; ``body`` is the validated body as given (what an edit patches)."""
     config = spec.config
     due = first_due_at(now, config.execution_delay, config.execute_at)
     return TaskRow(
@@ -63,7 +64,7 @@ def _row(owner: OwnerRow, spec: TaskSpec, now: int) -> TaskRow:
         absolute=config.execute_at is not None,
         timeout_ms=_lease_timeout(spec, due),
         metadata=orjson.dumps(spec.metadata).decode() if spec.metadata else None,
-        spec=orjson.dumps(spec.body()).decode(),
+        spec=body.decode(),
         delivery=dump_delivery(compile_delivery(spec)).decode(),
     )
 
@@ -83,7 +84,7 @@ class Tasks:
 
     async def register(self, owner: OwnerRow, body: bytes) -> TaskRow:
         now = self._clock.now_ms()
-        row = _row(owner, parse_spec(body, now), now)
+        row = _row(owner, body, parse_spec(body, now), now)
         if not await self._store.add_task(row, self.queue_limit):
             raise PreconditionFailed("Tasks in queue has reached it's limit")
         self._on_due(row.estimate_execution_at)
@@ -181,11 +182,10 @@ class Tasks:
         patch = _json_object(patch_body)
         now = self._clock.now_ms()
         current = await self.get(owner, task_id)
-        body = merge_patch(orjson.loads(current.spec), patch)
+        body = orjson.dumps(merge_patch(orjson.loads(current.spec), patch))
         patched = patch.get("config")
         patched_config: dict[str, Any] = patched if isinstance(patched, dict) else {}
-        spec = parse_spec(orjson.dumps(body), now, dates=set(patched_config))
-        fresh = _row(owner, spec, now)
+        fresh = _row(owner, body, parse_spec(body, now, dates=set(patched_config)), now)
         reschedule = any(name in patched_config for name in SCHEDULE_FIELDS)
 
         def edit(row: TaskRow) -> TaskRow:
