@@ -9,17 +9,30 @@ Easy handles are reused and share the multi handle's connection cache (keep-aliv
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import certifi
 import pycurl
 
 from .base import Done, Material, Request, Response, Tls
 
 _FREE_HANDLES = 256
 _PROTOCOLS = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
+# The libcurl inside pycurl's wheels looks for Red Hat's bundle only.
+_SYSTEM_CA_BUNDLES = (
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+)
+
+
+def default_ca_bundle() -> str:
+    """The system's CA bundle, or certifi's where the system has none."""
+    return next((path for path in _SYSTEM_CA_BUNDLES if os.path.isfile(path)), certifi.where())
 
 
 @dataclass(slots=True)
@@ -40,6 +53,7 @@ class _Transfer:
 class CurlTransport:
     def __init__(self, *, response_max_bytes: int = 32_768, max_connections: int = 512) -> None:
         self._limit = response_max_bytes
+        self._ca_bundle = default_ca_bundle()
         self._loop = asyncio.get_running_loop()
         self._multi = pycurl.CurlMulti()
         self._multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
@@ -59,6 +73,8 @@ class CurlTransport:
         transfer = _Transfer(request, done, time.time_ns() // 1_000_000, self._limit)
         try:
             _configure(curl, request, transfer.write if request.keep_body else _discard)
+            if request.tls is None or request.tls.ca is None:
+                curl.setopt(pycurl.CAINFO, self._ca_bundle)
         except pycurl.error as exc:
             curl.reset()
             self._free.append(curl)
