@@ -49,6 +49,7 @@ class Dispatcher:
         self._claims = itertools.count(1)
         self._results: list[AttemptResult] = []
         self._wake = asyncio.Event()
+        self._finished = asyncio.Event()
         self._wake_at_ms = 0
         self._notified_ms: int | None = None
         self._stopping = False
@@ -75,9 +76,9 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace_s
         while self._transport.in_flight and loop.time() < deadline:
-            self._wake.clear()
+            self._finished.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), deadline - loop.time())
+                await asyncio.wait_for(self._finished.wait(), deadline - loop.time())
         left = self._transport.in_flight
         if left:
             log.warning("%d attempts still in flight at shutdown; they will run again", left)
@@ -167,6 +168,7 @@ class Dispatcher:
             )
         )
         self._wake.set()
+        self._finished.set()
 
 
 def _http_error(status_code: int) -> str | None:
