@@ -9,6 +9,7 @@ Services and stores raise these; the api translates them into HTTP answers in on
     │   └── WrongKey            401  the key does not match the owner
     ├── NotFound                404  no such owner or task (for this owner)
     ├── Conflict                409  a unique name is taken; the task is being delivered
+    ├── TooLarge                413  the request body is over the limit
     ├── PreconditionFailed      422  an invalid state transition, a limit reached
     ├── ShuttingDown            503  the server no longer accepts work
     └── StoreError              500  the storage backend failed
@@ -46,6 +47,10 @@ class NotFound(TasksError):
 
 class Conflict(TasksError):
     """The request cannot be completed due to a conflict"""
+
+
+class TooLarge(TasksError):
+    """The request is too large"""
 
 
 class PreconditionFailed(TasksError):

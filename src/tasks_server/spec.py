@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationInfo,
     field_validator,
 )
@@ -28,6 +32,7 @@ from .scheduling import MAX_SAFE_INTEGER, first_due_at, parse_date
 
 KEY_PATTERN = r"^[a-zA-Z0-9$_.\-\[\]]{1,64}$"
 _KEY_RE = re.compile(KEY_PATTERN)
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 DEFAULT_USER_AGENT = "Tasks-Server/1.0 (compatible; Linux x86_64; +http://tasks-server)"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 MAX_DATA_DEPTH = 3
@@ -51,6 +56,8 @@ def _record(value: Any, *, max_value: int) -> dict[str, str]:
             raise ValueError(f"Invalid key format: {key!r}")
         if not isinstance(item, str) or not 1 <= len(item) <= max_value:
             raise ValueError(f"Value of {key!r} must be a string of 1 to {max_value} characters")
+        if _CONTROL_RE.search(item):
+            raise ValueError(f"Value of {key!r} must not contain control characters")
     return value
 
 
@@ -65,8 +72,12 @@ def _url(value: Any) -> str:
     if not isinstance(value, str) or len(value) > 1024:
         raise ValueError("URL must be a string of at most 1024 characters")
     match = re.match(r"^(https?)://([^/?#\s]+)[^\s]*$", value, re.IGNORECASE)
-    if match is None or match.group(2).startswith(("@", ":")):
+    if match is None or match.group(2).startswith(("@", ":")) or _CONTROL_RE.search(value):
         raise ValueError("URL must start with either http or https and name a host")
+    try:
+        urlsplit(value).port  # noqa: B018 - parses the host and port
+    except ValueError as exc:
+        raise ValueError(f"Invalid URL: {exc}") from None
     return value
 
 
@@ -85,17 +96,18 @@ def _json_depth(value: Any, depth: int = 1) -> int:
     return depth - 1
 
 
-def _data(value: Any) -> Any:
+def _data_kind(value: Any) -> str | None:
     if isinstance(value, str):
-        if not 1 <= len(value) <= 4096:
-            raise ValueError("String data must have 1 to 4096 characters")
-        return value
+        return "text"
     if isinstance(value, list):
-        return value
+        return "form"
+    return "json" if isinstance(value, dict) else None
+
+
+def _json_data(value: Any) -> Any:
     if isinstance(value, dict):
         _check_json_object(value)
-        return value
-    raise ValueError("Data must be a string, an array of {name, value} pairs, or an object")
+    return value
 
 
 def _check_json_object(value: dict[str, Any]) -> None:
@@ -108,6 +120,8 @@ def _check_json_object(value: dict[str, Any]) -> None:
             raise ValueError(f"Value of {key!r} must have at most 4096 characters")
         if isinstance(item, dict):
             _check_json_object(item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"Value of {key!r} must be a finite number")
         elif item is not None and not isinstance(item, str | int | float | bool):
             raise ValueError(f"Value of {key!r} must be a string, number, boolean, null or object")
 
@@ -119,8 +133,14 @@ class FormField(Strict):
 
 JsonObject = dict[str, Any]
 Data = Annotated[
-    str | Annotated[list[FormField], Field(min_length=1, max_length=64)] | JsonObject,
-    BeforeValidator(_data),
+    Annotated[str, Field(min_length=1, max_length=4096), Tag("text")]
+    | Annotated[list[FormField], Field(min_length=1, max_length=64), Tag("form")]
+    | Annotated[JsonObject, BeforeValidator(_json_data), Tag("json")],
+    Discriminator(
+        _data_kind,
+        custom_error_type="data_type",
+        custom_error_message="Data must be a string, an array of {name, value} pairs, or an object",
+    ),
 ]
 
 
@@ -147,8 +167,11 @@ def _material(value: Any, info: ValidationInfo) -> str:
         raise ValueError(f"{label} must be a file path or base64 content")
     if len(value) <= 256 and os.path.isfile(value):
         return value
-    if decode_material(value) is None:
+    content = decode_material(value)
+    if content is None:
         raise ValueError(f"{label} file does not exist")
+    if not content.startswith((b"-----BEGIN", b"\x30")):
+        raise ValueError(f"{label} content must be base64 of PEM or DER")
     return value
 
 

@@ -22,6 +22,7 @@ from ..errors import (
     PreconditionFailed,
     ShuttingDown,
     TasksError,
+    TooLarge,
     WrongKey,
 )
 
@@ -47,10 +48,11 @@ STATUS: list[tuple[type[TasksError], int]] = [
     (AuthenticationError, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (TooLarge, 413),
     (PreconditionFailed, 422),
     (ShuttingDown, 503),
 ]
-_UNION_TAGS = ("str", "int", "bool", "float", "none")
+_UNION_TAGS = ("text", "form", "json")
 
 
 def envelope(status: int, message: Any) -> Response:
@@ -75,7 +77,7 @@ def error_tree(errors: list[Any]) -> dict[str, Any]:
 
 
 def _is_union_tag(part: Any) -> bool:
-    return isinstance(part, str) and ("[" in part or "-" in part or part in _UNION_TAGS)
+    return isinstance(part, str) and part in _UNION_TAGS
 
 
 async def _tasks_error(request: Request, exc: Exception) -> Response:

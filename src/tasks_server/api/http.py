@@ -6,11 +6,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import TasksError
-
-
-class TooLarge(TasksError):
-    """The request is too large"""
+from ..errors import TooLarge
 
 
 async def read_body(request: Request) -> bytes:
