@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import signal
+import sys
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -72,9 +75,17 @@ def serve(
     run(settings)
 
 
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    sys.exit(0)
+
+
 def run(settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully and exit with status 0."""
     from .app import create_app
 
+    # uvicorn re-raises the signal it handled once it has shut down; end with 0 then.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_cleanly)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
