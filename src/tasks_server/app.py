@@ -14,7 +14,7 @@ from .clock import Clock, SystemClock
 from .config import Settings
 from .dispatch.dispatcher import Dispatcher
 from .dispatch.transport.base import Transport
-from .dispatch.transport.curl import CurlTransport
+from .dispatch.transport.curl import CurlTransport, unsupported_options
 from .owners import Owners
 from .store.sqlite import SQLiteStore
 from .tasks import Tasks
@@ -31,7 +31,11 @@ class Runtime:
         self.store = SQLiteStore(settings.db, synchronous=settings.sqlite_synchronous)
         self.owners = Owners(self.store, clock)
         self.tasks = Tasks(
-            self.store, clock, queue_limit=settings.owner_queue_limit, on_due=self._on_due
+            self.store,
+            clock,
+            queue_limit=settings.owner_queue_limit,
+            on_due=self._on_due,
+            unsupported=unsupported_options(),
         )
         self.dispatcher: Dispatcher | None = None
 

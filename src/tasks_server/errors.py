@@ -11,7 +11,6 @@ Services and stores raise these; the api translates them into HTTP answers in on
     ├── Conflict                409  a unique name is taken; the task is being delivered
     ├── TooLarge                413  the request body is over the limit
     ├── PreconditionFailed      422  an invalid state transition, a limit reached
-    ├── ShuttingDown            503  the server no longer accepts work
     └── StoreError              500  the storage backend failed
 """
 
@@ -55,10 +54,6 @@ class TooLarge(TasksError):
 
 class PreconditionFailed(TasksError):
     """The request did not meet one of its preconditions"""
-
-
-class ShuttingDown(TasksError):
-    """The server is shutting down"""
 
 
 class StoreError(TasksError):

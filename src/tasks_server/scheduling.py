@@ -5,12 +5,37 @@ Every function takes the time in; none reads the clock.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, tzinfo
+import re
+import warnings
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 from dateutil import parser as date_parser
 
 MAX_SAFE_INTEGER = 2**53 - 1
 _NO_YEAR = datetime(1, 1, 1)  # noqa: DTZ001 - a sentinel default for the parser
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+# "GMT+0700" means UTC+7 in JavaScript's Date; dateutil would read it the POSIX way (UTC-7).
+_COMMENT = re.compile(r"\s*\([^)]*\)\s*$")
+_GMT_OFFSET = re.compile(r"\b(?:GMT|UTC)\s*([+-]\d{2}:?\d{2})\b")
+# The zone names JavaScript's Date knows; any other abbreviation is refused.
+_ZONE_NAMES = {
+    name: timezone(timedelta(hours=hours))
+    for name, hours in {
+        "UT": 0,
+        "UTC": 0,
+        "GMT": 0,
+        "Z": 0,
+        "EST": -5,
+        "EDT": -4,
+        "CST": -6,
+        "CDT": -5,
+        "MST": -7,
+        "MDT": -6,
+        "PST": -8,
+        "PDT": -7,
+    }.items()
+}
 
 
 def parse_date(value: int | str, zone: tzinfo = UTC) -> int:
@@ -29,7 +54,7 @@ def parse_date(value: int | str, zone: tzinfo = UTC) -> int:
     moment = _parse_string(value.strip())
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
-    return int(moment.timestamp() * 1000)
+    return (moment - _EPOCH) // _MS
 
 
 def _parse_string(text: str) -> datetime:
@@ -40,8 +65,11 @@ def _parse_string(text: str) -> datetime:
     except ValueError:
         pass
     try:
-        moment = date_parser.parse(text, default=_NO_YEAR)
-    except (ValueError, OverflowError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", date_parser.UnknownTimezoneWarning)
+            text = _GMT_OFFSET.sub(r"\1", _COMMENT.sub("", text))
+            moment = date_parser.parse(text, default=_NO_YEAR, tzinfos=_ZONE_NAMES)
+    except (ValueError, OverflowError, date_parser.UnknownTimezoneWarning) as exc:
         raise ValueError(str(exc)) from exc
     if moment.year == 1:
         raise ValueError("the date has no year")

@@ -2,7 +2,8 @@
 
 Dates are turned into epoch milliseconds here, with the checks that need the time ("later than
 now") reading it from the validation context: ``{"now_ms": ..., "future": True}``. Without a
-context (a stored spec read back) those checks are skipped.
+context those checks are skipped; ``{"stored": True}`` (a stored spec read back) also skips the
+checks that certificate files still exist.
 """
 
 from __future__ import annotations
@@ -11,28 +12,24 @@ import base64
 import binascii
 import math
 import os
-import re
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
+from .options import ConnectionOptions, RequestOptions
 from .scheduling import MAX_SAFE_INTEGER, first_due_at, parse_date
+from .validators import KEY_RE, HttpUrl, RecordString, Strict, record
 
-KEY_PATTERN = r"^[a-zA-Z0-9$_.\-\[\]]{1,64}$"
-_KEY_RE = re.compile(KEY_PATTERN)
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 DEFAULT_USER_AGENT = "Tasks-Server/1.0 (compatible; Linux x86_64; +http://tasks-server)"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 MAX_DATA_DEPTH = 3
@@ -42,46 +39,6 @@ _DATE_SCHEMA = {
     "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string"}],
     "description": "Epoch ms, ISO 8601, or a date such as 'Dec 12 2030 12:12:12 AM +07:00'",
 }
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, alias_generator=to_camel, frozen=True)
-
-
-def _record(value: Any, *, max_value: int) -> dict[str, str]:
-    if not isinstance(value, dict):
-        raise ValueError("Expected an object of strings")
-    for key, item in value.items():
-        if not _KEY_RE.match(key):
-            raise ValueError(f"Invalid key format: {key!r}")
-        if not isinstance(item, str) or not 1 <= len(item) <= max_value:
-            raise ValueError(f"Value of {key!r} must be a string of 1 to {max_value} characters")
-        if _CONTROL_RE.search(item):
-            raise ValueError(f"Value of {key!r} must not contain control characters")
-    return value
-
-
-RecordString = Annotated[
-    dict[str, str],
-    BeforeValidator(lambda v: _record(v, max_value=1024)),
-    Field(json_schema_extra={"propertyNames": {"pattern": KEY_PATTERN}}),
-]
-
-
-def _url(value: Any) -> str:
-    if not isinstance(value, str) or len(value) > 1024:
-        raise ValueError("URL must be a string of at most 1024 characters")
-    match = re.match(r"^(https?)://([^/?#\s]+)[^\s]*$", value, re.IGNORECASE)
-    if match is None or match.group(2).startswith(("@", ":")) or _CONTROL_RE.search(value):
-        raise ValueError("URL must start with either http or https and name a host")
-    try:
-        urlsplit(value).port  # noqa: B018 - parses the host and port
-    except ValueError as exc:
-        raise ValueError(f"Invalid URL: {exc}") from None
-    return value
-
-
-HttpUrl = Annotated[str, BeforeValidator(_url)]
 
 
 def _method(value: Any) -> str:
@@ -114,7 +71,7 @@ def _check_json_object(value: dict[str, Any]) -> None:
     if _json_depth(value) > MAX_DATA_DEPTH:
         raise ValueError(f"Object data may nest at most {MAX_DATA_DEPTH} levels")
     for key, item in value.items():
-        if not _KEY_RE.match(key):
+        if not KEY_RE.match(key):
             raise ValueError(f"Invalid key format: {key!r}")
         if isinstance(item, str) and len(item) > 4096:
             raise ValueError(f"Value of {key!r} must have at most 4096 characters")
@@ -144,13 +101,20 @@ Data = Annotated[
 ]
 
 
-class HttpRequest(Strict):
+class HttpRequest(RequestOptions):
     url: HttpUrl
     method: Annotated[Literal["GET", "POST", "PUT", "PATCH", "DELETE"], BeforeValidator(_method)]
     query: RecordString | None = None
     headers: RecordString | None = None
     data: Data | None = None
     transport: Literal["fetch", "curl"] | None = None
+
+    @model_validator(mode="after")
+    def _one_auth_scheme(self) -> HttpRequest:
+        schemes = [self.auth_basic, self.auth_digest, self.auth_ntlm, self.auth_aws_sigv4]
+        if sum(scheme is not None for scheme in schemes) > 1:
+            raise ValueError("Choose one of authBasic, authDigest, authNtlm and authAwsSigv4")
+        return self
 
     @field_validator("headers")
     @classmethod
@@ -165,7 +129,7 @@ def _material(value: Any, info: ValidationInfo) -> str:
     label = {"ca": "CA", "key": "Key"}.get(info.field_name or "", "Certificate")
     if not isinstance(value, str) or not value:
         raise ValueError(f"{label} must be a file path or base64 content")
-    if len(value) <= 256 and os.path.isfile(value):
+    if (info.context or {}).get("stored") or (len(value) <= 256 and os.path.isfile(value)):
         return value
     content = decode_material(value)
     if content is None:
@@ -233,7 +197,7 @@ DateMs = Annotated[int, BeforeValidator(_date), Field(json_schema_extra=_DATE_SC
 Milliseconds = Annotated[int, Field(ge=0, le=MAX_SAFE_INTEGER)]
 
 
-class Config(Strict):
+class Config(ConnectionOptions):
     time_zone: Annotated[str, BeforeValidator(_zone)] = "UTC"
     execution_delay: Milliseconds = 1
     execute_at: DateMs | None = None
@@ -257,7 +221,7 @@ class Config(Strict):
 def _metadata(value: Any) -> Any:
     if not isinstance(value, dict) or not 1 <= len(value) <= 8:
         raise ValueError("Metadata must be an object of 1 to 8 keys")
-    return _record(value, max_value=512)
+    return record(value, max_value=512)
 
 
 class TaskSpec(Strict):

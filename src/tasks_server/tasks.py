@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -12,24 +13,37 @@ from .clock import Clock
 from .delivery import compile_delivery, dump_delivery
 from .errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from .ids import new_task_id
+from .options import refusals
 from .scheduling import first_due_at, resume_due_at
 from .spec import TaskSpec
 from .states import Action, TaskState, check_transition
 from .store import AttemptRow, OwnerRow, Store, TaskQuery, TaskRow
 
 OnDue = Callable[[int], None]
+NOTHING_REFUSED: Mapping[str, str] = MappingProxyType({})
 SCHEDULE_FIELDS = ("executionDelay", "executeAt")
 MASK = "********"
 SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie")
 
 
-def parse_spec(body: bytes | str, now_ms: int, dates: set[str] | None = None) -> TaskSpec:
+def parse_spec(
+    body: bytes | str,
+    now_ms: int,
+    *,
+    unsupported: Mapping[str, str] = NOTHING_REFUSED,
+    dates: set[str] | None = None,
+) -> TaskSpec:
     """Validate a registration body; dates must lie ahead of ``now_ms``.
 
+    :param unsupported: options the transport cannot honour (refused), with the reason.
     :param dates: check only these date fields against the time (all when None).
     """
     context = {"now_ms": now_ms, "future": True, "dates": dates}
-    return TaskSpec.model_validate_json(body, context=context)
+    spec = TaskSpec.model_validate_json(body, context=context)
+    refused = refusals(spec.http_request, spec.config, unsupported)
+    if refused is not None:
+        raise InvalidInput(detail=refused)
+    return spec
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -76,15 +90,24 @@ def _lease_timeout(spec: TaskSpec, due: int) -> int:
 
 
 class Tasks:
-    def __init__(self, store: Store, clock: Clock, *, queue_limit: int, on_due: OnDue) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        queue_limit: int,
+        on_due: OnDue,
+        unsupported: Mapping[str, str] = NOTHING_REFUSED,
+    ) -> None:
         self._store = store
         self._clock = clock
         self.queue_limit = queue_limit
         self._on_due = on_due
+        self._unsupported = unsupported
 
     async def register(self, owner: OwnerRow, body: bytes) -> TaskRow:
         now = self._clock.now_ms()
-        row = _row(owner, body, parse_spec(body, now), now)
+        row = _row(owner, body, parse_spec(body, now, unsupported=self._unsupported), now)
         if not await self._store.add_task(row, self.queue_limit):
             raise PreconditionFailed("Tasks in queue has reached it's limit")
         self._on_due(row.estimate_execution_at)
@@ -108,7 +131,7 @@ class Tasks:
     async def config(self, owner: OwnerRow, task_id: str) -> dict[str, Any]:
         """The effective request and configuration, with defaults and secrets masked."""
         row = await self.get(owner, task_id)
-        spec = TaskSpec.model_validate_json(row.spec)
+        spec = TaskSpec.model_validate_json(row.spec, context={"stored": True})
         return _masked(spec.model_dump(mode="json", by_alias=True))
 
     async def delete(self, owner: OwnerRow, task_id: str) -> None:
@@ -185,7 +208,8 @@ class Tasks:
         body = orjson.dumps(merge_patch(orjson.loads(current.spec), patch))
         patched = patch.get("config")
         patched_config: dict[str, Any] = patched if isinstance(patched, dict) else {}
-        fresh = _row(owner, body, parse_spec(body, now, dates=set(patched_config)), now)
+        spec = parse_spec(body, now, unsupported=self._unsupported, dates=set(patched_config))
+        fresh = _row(owner, body, spec, now)
         reschedule = any(name in patched_config for name in SCHEDULE_FIELDS)
 
         def edit(row: TaskRow) -> TaskRow:

@@ -30,9 +30,10 @@ def test_register_returns_id_and_key_once(api: ApiClient) -> None:
     response = api.post("/v1/owners/register", json={"name": unique_name()}, auth=False)
     assert response.status_code == 201, response.text
     data = response.json()
-    assert set(data) == {"id", "key"}
+    assert set(data) == {"id", "key", "signingSecret"}
     assert ULID.match(data["id"]), data["id"]
     assert KEY.match(data["key"]), data["key"]
+    assert data["signingSecret"].startswith("whsec_"), data["signingSecret"]
 
 
 def test_register_name_with_spaces_is_400(api: ApiClient) -> None:

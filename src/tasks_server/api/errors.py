@@ -20,7 +20,6 @@ from ..errors import (
     InvalidInput,
     NotFound,
     PreconditionFailed,
-    ShuttingDown,
     TasksError,
     TooLarge,
     WrongKey,
@@ -40,7 +39,6 @@ ACTIONS = {
     413: FIX,
     422: FIX,
     429: "Please wait until the server restore your connection",
-    503: "Retry the request later",
 }
 STATUS: list[tuple[type[TasksError], int]] = [
     (InvalidInput, 400),
@@ -50,7 +48,6 @@ STATUS: list[tuple[type[TasksError], int]] = [
     (Conflict, 409),
     (TooLarge, 413),
     (PreconditionFailed, 422),
-    (ShuttingDown, 503),
 ]
 _UNION_TAGS = ("text", "form", "json")
 
@@ -65,7 +62,7 @@ def error_tree(errors: list[Any]) -> dict[str, Any]:
     """Pydantic errors as the original's zod tree: a node per field, each with ``_errors``."""
     root: dict[str, Any] = {"_errors": []}
     for error in errors:
-        path = [str(part) for part in error["loc"] if not _is_union_tag(part)]
+        path = _path(error["loc"])
         message = str(error["msg"]).removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = f"Unrecognized key(s) in object: '{path.pop()}'"
@@ -76,8 +73,13 @@ def error_tree(errors: list[Any]) -> dict[str, Any]:
     return root
 
 
-def _is_union_tag(part: Any) -> bool:
-    return isinstance(part, str) and part in _UNION_TAGS
+def _path(loc: tuple[Any, ...]) -> list[str]:
+    """The field path, without the tag pydantic adds after ``data`` for its union branch."""
+    path: list[str] = []
+    for part in loc:
+        if not (path and path[-1] == "data" and part in _UNION_TAGS):
+            path.append(str(part))
+    return path
 
 
 async def _tasks_error(request: Request, exc: Exception) -> Response:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..errors import InvalidInput
 from ..states import TaskState
-from ..store import AttemptRow, OwnerRow, TaskQuery, TaskRow
+from ..store import AttemptRow, OwnerRow, SigningSecretRow, TaskQuery, TaskRow
 
 NAME_PATTERN = r"^(?![0-9-])(?!.*--)[a-z0-9-]{5,32}(?<!-)$"
 NAME_MESSAGE = (
@@ -81,6 +81,17 @@ class ListQuery(Input):
 class Registered(BaseModel):
     id: str
     key: str = Field(description="The secret key: shown once, store it now")
+    signingSecret: str = Field(description="Verifies the signatures of outgoing requests")
+
+
+class Rotation(Input):
+    overlapSeconds: Annotated[int, Field(ge=0, le=30 * 24 * 3600)] = 86_400
+
+
+class SigningSecret(BaseModel):
+    secret: str
+    createdAt: int
+    expiresAt: int | None = Field(description="When it stops signing; null for the current one")
 
 
 class Owner(BaseModel):
@@ -134,6 +145,10 @@ def owner_json(owner: OwnerRow, limit: int) -> dict[str, Any]:
         "tasksInQueue": owner.tasks_in_queue,
         "tasksInQueueLimit": limit,
     }
+
+
+def secret_json(row: SigningSecretRow) -> dict[str, Any]:
+    return {"secret": row.secret, "createdAt": row.created_at, "expiresAt": row.expires_at}
 
 
 def summary_json(row: TaskRow) -> dict[str, Any]:

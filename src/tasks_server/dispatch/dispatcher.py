@@ -14,8 +14,10 @@ import contextlib
 import itertools
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import replace
 
+from .. import signing
 from ..clock import Clock
 from ..delivery import Delivery, load_delivery
 from ..retry import Verdict, decide
@@ -102,7 +104,7 @@ class Dispatcher:
             self._results[:0] = results
             raise
         for task in batch.tasks:
-            self._fire(task, now)
+            self._fire(task, now, batch.secrets.get(task.owner_id, ()))
         if self._stopping or (batch.tasks and len(batch.tasks) == limit):
             return
         await self._sleep(now, batch.next_due_at, saturated=limit == 0)
@@ -124,9 +126,14 @@ class Dispatcher:
         self._wake.clear()
         self._wake_at_ms = 0
 
-    def _fire(self, task: Claimed, now: int) -> None:
+    def _fire(self, task: Claimed, now: int, signing_secrets: Sequence[str]) -> None:
         delivery = load_delivery(task.delivery)
-        headers = [*delivery.request.headers, f"X-Tasks-Queue-Id: {task.id}"]
+        body = delivery.request.body or b""
+        headers = [
+            *delivery.request.headers,
+            f"X-Tasks-Queue-Id: {task.id}",
+            *signing.headers(signing_secrets, task.id, now // 1000, body),
+        ]
         if task.retry_count:
             headers += [
                 f"X-Tasks-Retry-Count: {task.retry_count}",

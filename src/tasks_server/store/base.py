@@ -6,7 +6,7 @@ noted (claims and attempt results may be lost on power loss: the task is then de
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -60,6 +60,7 @@ class Claimed:
     """A task handed to the dispatcher for one attempt."""
 
     id: str
+    owner_id: str
     claim: str
     retry_count: int
     due_at: int
@@ -100,6 +101,15 @@ class ClaimBatch:
     tasks: Sequence[Claimed]
     next_due_at: int | None
     """The earliest due time left after the claim, to sleep until."""
+    secrets: Mapping[str, Sequence[str]]
+    """The signing secrets in force for each owner of the claimed tasks, newest first."""
+
+
+@dataclass(frozen=True, slots=True)
+class SigningSecretRow:
+    secret: str
+    created_at: int
+    expires_at: int | None
 
 
 class Store(Protocol):
@@ -109,8 +119,24 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def add_owner(self, owner: OwnerRow) -> None:
-        """:raises Conflict: the name is taken."""
+    async def add_owner(self, owner: OwnerRow, signing_secret: str) -> None:
+        """Add the owner with its first signing secret.
+
+        :raises Conflict: the name is taken.
+        """
+        ...
+
+    async def rotate_signing_secret(
+        self, owner_id: str, secret: str, *, now_ms: int, overlap_ms: int
+    ) -> list[SigningSecretRow]:
+        """Make ``secret`` the current one; the others sign until ``now + overlap``.
+
+        Returns the secrets in force, newest first.
+        """
+        ...
+
+    async def signing_secrets(self, owner_id: str, now_ms: int) -> list[SigningSecretRow]:
+        """The secrets in force, newest first."""
         ...
 
     async def get_owner(self, owner_id: str) -> OwnerRow | None: ...

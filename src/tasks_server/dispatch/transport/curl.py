@@ -9,16 +9,19 @@ Easy handles are reused and share the multi handle's connection cache (keep-aliv
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import certifi
 import pycurl
 
-from .base import Done, Material, Request, Response, Tls
+from .base import DEFAULT_OPTIONS, Auth, Done, Material, Options, Request, Response, Tls
 
 _FREE_HANDLES = 256
 _PROTOCOLS = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
@@ -178,10 +181,6 @@ def _configure(curl: pycurl.Curl, request: Request, write: Callable[[bytes], Non
     setopt = curl.setopt
     setopt(pycurl.URL, request.url)
     setopt(pycurl.NOSIGNAL, 1)
-    setopt(pycurl.PROTOCOLS, _PROTOCOLS)
-    setopt(pycurl.REDIR_PROTOCOLS, _PROTOCOLS)
-    setopt(pycurl.FOLLOWLOCATION, 1)
-    setopt(pycurl.MAXREDIRS, 8)
     setopt(pycurl.TIMEOUT_MS, request.timeout_ms)
     setopt(pycurl.WRITEFUNCTION, write)
     setopt(pycurl.HTTPHEADER, [*request.headers, "Expect:"])
@@ -190,16 +189,29 @@ def _configure(curl: pycurl.Curl, request: Request, write: Callable[[bytes], Non
     _set_method(curl, request)
     if request.tls is not None:
         _set_tls(curl, request.tls)
+    if request.options is DEFAULT_OPTIONS:
+        _set_defaults(curl)
+    else:
+        set_options(curl, request.options)
+
+
+def _set_defaults(curl: pycurl.Curl) -> None:
+    """What ``set_options`` sets for ``DEFAULT_OPTIONS``, without looking at each option."""
+    setopt = curl.setopt
+    setopt(pycurl.PROTOCOLS, _PROTOCOLS)
+    setopt(pycurl.REDIR_PROTOCOLS, _PROTOCOLS)
+    setopt(pycurl.FOLLOWLOCATION, 1)
+    setopt(pycurl.MAXREDIRS, 8)
+    setopt(pycurl.AUTOREFERER, 1)
+    setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
+    setopt(pycurl.TCP_KEEPALIVE, 1)
+    setopt(pycurl.TCP_KEEPIDLE, 30)
+    setopt(pycurl.TCP_KEEPINTVL, 30)
 
 
 def _set_method(curl: pycurl.Curl, request: Request) -> None:
     method = request.method
-    if request.form is not None:
-        curl.setopt(
-            pycurl.HTTPPOST,
-            [(name, (pycurl.FORM_CONTENTS, value)) for name, value in request.form],
-        )
-    elif request.body is not None or method == "POST":
+    if request.body is not None or method == "POST":
         curl.setopt(pycurl.POSTFIELDS, request.body or b"")
     if method != "GET" and method != "POST":
         curl.setopt(pycurl.CUSTOMREQUEST, method)
@@ -221,3 +233,190 @@ def _set_tls(curl: pycurl.Curl, tls: Tls) -> None:
         _set_material(curl, tls.key, pycurl.SSLKEY, pycurl.SSLKEY_BLOB)
     if tls.cert_password is not None:
         curl.setopt(pycurl.KEYPASSWD, tls.cert_password)
+
+
+_HTTP_VERSIONS = {
+    "0.9": pycurl.CURL_HTTP_VERSION_1_0,
+    "1.0": pycurl.CURL_HTTP_VERSION_1_0,
+    "1.1": pycurl.CURL_HTTP_VERSION_1_1,
+    "2": pycurl.CURL_HTTP_VERSION_2_0,
+    "2-prior-knowledge": pycurl.CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE,
+    "3": pycurl.CURL_HTTP_VERSION_3,
+}
+_TLS_MIN = {
+    "1.0": pycurl.SSLVERSION_TLSv1_0,
+    "1.1": pycurl.SSLVERSION_TLSv1_1,
+    "1.2": pycurl.SSLVERSION_TLSv1_2,
+    "1.3": pycurl.SSLVERSION_TLSv1_3,
+}
+_TLS_MAX = {
+    "1.0": pycurl.SSLVERSION_MAX_TLSv1_0,
+    "1.1": pycurl.SSLVERSION_MAX_TLSv1_1,
+    "1.2": pycurl.SSLVERSION_MAX_TLSv1_2,
+    "1.3": pycurl.SSLVERSION_MAX_TLSv1_3,
+}
+_AUTH_SCHEMES = {
+    "basic": pycurl.HTTPAUTH_BASIC,
+    "digest": pycurl.HTTPAUTH_DIGEST,
+    "ntlm": pycurl.HTTPAUTH_NTLM,
+}
+_PROTOCOL_BITS = {"http": pycurl.PROTO_HTTP, "https": pycurl.PROTO_HTTPS}
+# Options pycurl does not name (curl/curl.h).
+_DOH_SSL_VERIFYPEER = 306
+_DOH_SSL_VERIFYHOST = 307
+_PROXYTYPE_HTTPS = 2
+
+
+def _protocols(names: tuple[str, ...]) -> int:
+    bits = 0
+    for name in names:
+        bits |= _PROTOCOL_BITS[name]
+    return bits
+
+
+def set_options(curl: pycurl.Curl, options: Options) -> None:
+    setopt = curl.setopt
+    setopt(pycurl.PROTOCOLS, _protocols(options.protocols))
+    setopt(pycurl.REDIR_PROTOCOLS, _protocols(options.redirect_protocols))
+    setopt(pycurl.FOLLOWLOCATION, int(options.follow_redirects))
+    setopt(pycurl.MAXREDIRS, options.max_redirects)
+    setopt(pycurl.AUTOREFERER, int(options.auto_referer))
+    if options.referer:
+        setopt(pycurl.REFERER, options.referer)
+    setopt(pycurl.HTTP_VERSION, _HTTP_VERSIONS[options.http_version])
+    if options.http_version == "0.9":
+        setopt(pycurl.HTTP09_ALLOWED, 1)
+    if options.ip_version:
+        resolve_v4 = options.ip_version == 4
+        setopt(pycurl.IPRESOLVE, pycurl.IPRESOLVE_V4 if resolve_v4 else pycurl.IPRESOLVE_V6)
+    setopt(pycurl.TCP_KEEPALIVE, int(options.keepalive_s > 0))
+    if options.keepalive_s:
+        setopt(pycurl.TCP_KEEPIDLE, options.keepalive_s)
+        setopt(pycurl.TCP_KEEPINTVL, options.keepalive_s)
+    setopt(pycurl.SSL_SESSIONID_CACHE, int(options.session_id_cache))
+    _set_auth(curl, options)
+    _set_cookies(curl, options)
+    _set_name_resolution(curl, options)
+    _set_tls_options(curl, options)
+    _set_proxy(curl, options)
+
+
+def _set_credentials(curl: pycurl.Curl, auth: Auth) -> None:
+    curl.setopt(pycurl.USERNAME, auth.username)
+    curl.setopt(pycurl.PASSWORD, auth.password)
+
+
+def _set_auth(curl: pycurl.Curl, options: Options) -> None:
+    auth = options.auth or options.trusted_redirect_auth
+    if auth is None:
+        return
+    _set_credentials(curl, auth)
+    if auth.aws_sigv4 is not None:
+        curl.setopt(pycurl.AWS_SIGV4, auth.aws_sigv4)
+    else:
+        curl.setopt(pycurl.HTTPAUTH, _AUTH_SCHEMES[auth.scheme])
+    if options.trusted_redirect_auth is not None:
+        curl.setopt(pycurl.UNRESTRICTED_AUTH, 1)
+
+
+def _set_cookies(curl: pycurl.Curl, options: Options) -> None:
+    if options.cookies:
+        curl.setopt(pycurl.COOKIE, options.cookies)
+    for line in options.cookie_jar:
+        curl.setopt(pycurl.COOKIELIST, line)
+
+
+def _set_name_resolution(curl: pycurl.Curl, options: Options) -> None:
+    if options.resolve:
+        curl.setopt(pycurl.RESOLVE, list(options.resolve))
+    if options.dns_servers:
+        curl.setopt(pycurl.DNS_SERVERS, ",".join(options.dns_servers))
+    if options.doh_url:
+        curl.setopt(pycurl.DOH_URL, options.doh_url)
+        if options.doh_insecure:
+            curl.setopt(_DOH_SSL_VERIFYPEER, 0)
+            curl.setopt(_DOH_SSL_VERIFYHOST, 0)
+
+
+def _set_tls_options(curl: pycurl.Curl, options: Options) -> None:
+    if options.insecure:
+        curl.setopt(pycurl.SSL_VERIFYPEER, 0)
+        curl.setopt(pycurl.SSL_VERIFYHOST, 0)
+    if options.tls_min or options.tls_max:
+        minimum = _TLS_MIN[options.tls_min] if options.tls_min else pycurl.SSLVERSION_DEFAULT
+        maximum = _TLS_MAX[options.tls_max] if options.tls_max else 0
+        curl.setopt(pycurl.SSLVERSION, minimum | maximum)
+    if options.cert_type:
+        curl.setopt(pycurl.SSLCERTTYPE, options.cert_type)
+    if options.key_type:
+        curl.setopt(pycurl.SSLKEYTYPE, options.key_type)
+    if options.cert_status:
+        curl.setopt(pycurl.SSL_VERIFYSTATUS, 1)
+    if isinstance(options.hsts, bytes):
+        curl.setopt(pycurl.HSTS, hsts_file(options.hsts))
+        curl.setopt(pycurl.HSTS_CTRL, pycurl.CURLHSTS_ENABLE | pycurl.CURLHSTS_READONLYFILE)
+    elif options.hsts:
+        curl.setopt(pycurl.HSTS_CTRL, pycurl.CURLHSTS_ENABLE)
+    if options.haproxy_protocol or options.haproxy_client_ip:
+        curl.setopt(pycurl.HAPROXYPROTOCOL, 1)
+    if options.haproxy_client_ip:
+        curl.setopt(pycurl.HAPROXY_CLIENT_IP, options.haproxy_client_ip)
+
+
+def _set_proxy(curl: pycurl.Curl, options: Options) -> None:
+    proxy = options.proxy
+    if proxy is None:
+        return
+    curl.setopt(pycurl.PROXY, proxy.url)
+    if proxy.url.startswith("https:"):
+        curl.setopt(pycurl.PROXYTYPE, _PROXYTYPE_HTTPS)
+    elif proxy.http10:
+        curl.setopt(pycurl.PROXYTYPE, pycurl.PROXYTYPE_HTTP_1_0)
+    if proxy.headers:
+        curl.setopt(pycurl.HEADEROPT, pycurl.HEADER_SEPARATE)
+        curl.setopt(pycurl.PROXYHEADER, list(proxy.headers))
+    if proxy.insecure:
+        curl.setopt(pycurl.PROXY_SSL_VERIFYPEER, 0)
+        curl.setopt(pycurl.PROXY_SSL_VERIFYHOST, 0)
+    if proxy.auth is not None:
+        curl.setopt(pycurl.PROXYUSERNAME, proxy.auth.username)
+        curl.setopt(pycurl.PROXYPASSWORD, proxy.auth.password)
+        curl.setopt(pycurl.PROXYAUTH, _AUTH_SCHEMES[proxy.auth.scheme])
+
+
+_HSTS_DIR = Path(tempfile.gettempdir()) / "tasks-server-hsts"
+
+
+def hsts_file(content: bytes) -> str:
+    """A file holding ``content`` (libcurl reads HSTS preloads from files only)."""
+    path = _HSTS_DIR / hashlib.sha256(content).hexdigest()
+    if not path.exists():
+        _HSTS_DIR.mkdir(mode=0o700, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}")
+        partial.write_bytes(content)
+        partial.replace(path)
+    return str(path)
+
+
+def unsupported_options() -> dict[str, str]:
+    """The options this libcurl cannot honour, with the reason, as ``refusals`` expects."""
+    features = pycurl.version_info()[4]
+    refused: dict[str, str] = {}
+    if not features & pycurl.VERSION_NTLM:
+        reason = "NTLM is not available in the linked libcurl"
+        refused.update(authNtlm=reason, proxyAuthNtlm=reason)
+    if not features & pycurl.VERSION_HTTP3:
+        refused["httpVersion=3"] = "HTTP/3 is not available in the linked libcurl"
+    if not features & pycurl.VERSION_HTTP2:
+        reason = "HTTP/2 is not available in the linked libcurl"
+        refused.update({"httpVersion=2": reason, "httpVersion=2-prior-knowledge": reason})
+    probe = pycurl.Curl()
+    try:
+        probe.setopt(pycurl.DNS_SERVERS, "127.0.0.1")
+    except pycurl.error:
+        refused["dnsServer"] = (
+            "Custom DNS servers need a libcurl built with c-ares; use resolve or dohUrl"
+        )
+    finally:
+        probe.close()
+    return refused

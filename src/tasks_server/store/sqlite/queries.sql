@@ -44,7 +44,7 @@ UPDATE tasks SET due_at = :now + timeout_ms + :lease_margin_ms, claim = :claim
 WHERE id IN (
     SELECT id FROM tasks WHERE due_at <= :now ORDER BY due_at LIMIT :limit
 )
-RETURNING id, retry_count, estimate_execution_at, delivery;
+RETURNING id, owner_id, retry_count, estimate_execution_at, delivery;
 
 -- name: next_due
 SELECT min(due_at) FROM tasks WHERE due_at IS NOT NULL;
@@ -75,3 +75,26 @@ WHERE claim IS NOT NULL AND state = 'RUNNING';
 -- {state_filter}, {order} and {direction} are filled from fixed choices, never from input.
 SELECT * FROM tasks WHERE owner_id = :owner_id {state_filter}
 ORDER BY {order} {direction}, id {direction} LIMIT :limit OFFSET :offset;
+
+-- name: insert_signing_secret
+INSERT INTO signing_secrets (owner_id, secret, created_at) VALUES (:owner_id, :secret, :now);
+
+-- name: expire_signing_secrets
+-- Rotation: the secrets that sign now keep signing until the overlap ends.
+UPDATE signing_secrets SET expires_at = :expires_at
+WHERE owner_id = :owner_id AND (expires_at IS NULL OR expires_at > :expires_at);
+
+-- name: active_signing_secrets
+SELECT secret, created_at, expires_at FROM signing_secrets
+WHERE owner_id = :owner_id AND (expires_at IS NULL OR expires_at > :now)
+ORDER BY created_at DESC, rowid DESC;
+
+-- name: drop_expired_signing_secrets
+DELETE FROM signing_secrets WHERE owner_id = :owner_id AND expires_at <= :now;
+
+-- name: signing_secrets_of
+-- The secrets that sign for the owners of a claimed batch (:owner_ids is a JSON array).
+SELECT owner_id, secret FROM signing_secrets
+WHERE owner_id IN (SELECT value FROM json_each(:owner_ids))
+  AND (expires_at IS NULL OR expires_at > :now)
+ORDER BY created_at DESC, rowid DESC;

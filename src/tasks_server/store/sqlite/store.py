@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ from ..base import (
     ClaimBatch,
     Claimed,
     OwnerRow,
+    SigningSecretRow,
     TaskQuery,
     TaskRow,
 )
@@ -93,14 +95,40 @@ class SQLiteStore:
 
     # owners
 
-    async def add_owner(self, owner: OwnerRow) -> None:
+    async def add_owner(self, owner: OwnerRow, signing_secret: str) -> None:
         def insert(conn: sqlite3.Connection) -> None:
             try:
                 conn.execute(QUERIES["insert_owner"], dataclasses.asdict(owner))
             except sqlite3.IntegrityError as exc:
                 raise Conflict("Owner has already registered") from exc
+            params = {"owner_id": owner.id, "secret": signing_secret, "now": owner.created_at}
+            conn.execute(QUERIES["insert_signing_secret"], params)
 
         await self._write(insert)
+
+    async def rotate_signing_secret(
+        self, owner_id: str, secret: str, *, now_ms: int, overlap_ms: int
+    ) -> list[SigningSecretRow]:
+        params = {
+            "owner_id": owner_id,
+            "secret": secret,
+            "now": now_ms,
+            "expires_at": now_ms + overlap_ms,
+        }
+
+        def rotate(conn: sqlite3.Connection) -> list[SigningSecretRow]:
+            conn.execute(QUERIES["expire_signing_secrets"], params)
+            conn.execute(QUERIES["drop_expired_signing_secrets"], params)
+            conn.execute(QUERIES["insert_signing_secret"], params)
+            return _active_secrets(conn, owner_id, now_ms)
+
+        return await self._write(rotate)
+
+    async def signing_secrets(self, owner_id: str, now_ms: int) -> list[SigningSecretRow]:
+        def select(conn: sqlite3.Connection) -> list[SigningSecretRow]:
+            return _active_secrets(conn, owner_id, now_ms)
+
+        return await self._read(select)
 
     async def get_owner(self, owner_id: str) -> OwnerRow | None:
         def select(conn: sqlite3.Connection) -> OwnerRow | None:
@@ -211,11 +239,32 @@ class SQLiteStore:
                     "lease_margin_ms": LEASE_MARGIN_MS,
                 }
                 rows = conn.execute(QUERIES["claim_due"], params).fetchall()
-                claimed = [Claimed(row[0], claim, row[1], row[2], row[3]) for row in rows]
+                claimed = [Claimed(row[0], row[1], claim, row[2], row[3], row[4]) for row in rows]
+                claimed.sort(key=lambda task: task.due_at)
             next_due: int | None = conn.execute(QUERIES["next_due"]).fetchone()[0]
-            return ClaimBatch(claimed, next_due)
+            return ClaimBatch(claimed, next_due, _secrets_of(conn, claimed, now_ms))
 
         return await self._write(exchange, durable=False)
+
+
+def _active_secrets(conn: sqlite3.Connection, owner_id: str, now_ms: int) -> list[SigningSecretRow]:
+    params = {"owner_id": owner_id, "now": now_ms}
+    return [
+        SigningSecretRow(*row) for row in conn.execute(QUERIES["active_signing_secrets"], params)
+    ]
+
+
+def _secrets_of(
+    conn: sqlite3.Connection, claimed: list[Claimed], now_ms: int
+) -> dict[str, list[str]]:
+    if not claimed:
+        return {}
+    owner_ids = json.dumps(sorted({task.owner_id for task in claimed}))
+    found: dict[str, list[str]] = {}
+    params = {"owner_ids": owner_ids, "now": now_ms}
+    for owner_id, secret in conn.execute(QUERIES["signing_secrets_of"], params):
+        found.setdefault(owner_id, []).append(secret)
+    return found
 
 
 def _select_task(conn: sqlite3.Connection, owner_id: str, task_id: str) -> TaskRow | None:
