@@ -16,7 +16,7 @@ import orjson
 
 from .dispatch.transport.base import DEFAULT_OPTIONS, Auth, Material, Options, Proxy, Request, Tls
 from .options import Credentials
-from .retry import RetryPolicy
+from .retry import Backoff, RetryPolicy
 from .spec import Config, HttpRequest, TaskSpec, decode_material
 
 _NO_BODY_METHODS = ("GET", "DELETE")
@@ -212,18 +212,34 @@ def _options(http: HttpRequest, config: Config) -> Options:
 
 
 def _retry_policy(config: Config) -> RetryPolicy:
+    ignore = frozenset(config.ignore_status_code)
+    knobs = config.retry_policy
+    if knobs is not None:
+        backoff = Backoff(
+            min_ms=knobs.min_backoff,
+            max_ms=knobs.max_backoff,
+            max_doublings=knobs.max_doublings,
+            jitter=knobs.jitter == "full",
+        )
+        return RetryPolicy(
+            limit=knobs.max_attempts - 1,
+            ignore_status_codes=ignore,
+            backoff=backoff,
+            max_duration_ms=knobs.max_retry_duration,
+        )
+    return _seed_retry_policy(config, ignore)
+
+
+def _seed_retry_policy(config: Config, ignore: frozenset[int]) -> RetryPolicy:
     if config.retry_at is not None:
         return RetryPolicy(
-            limit=1,
-            interval_ms=0,
-            at_ms=config.retry_at,
-            ignore_status_codes=frozenset(config.ignore_status_code),
+            limit=1, interval_ms=0, at_ms=config.retry_at, ignore_status_codes=ignore
         )
     return RetryPolicy(
         limit=config.retry,
         interval_ms=config.retry_interval,
         linear=config.retry_exponential,
-        ignore_status_codes=frozenset(config.ignore_status_code),
+        ignore_status_codes=ignore,
     )
 
 
@@ -247,6 +263,8 @@ def dump_delivery(delivery: Delivery) -> bytes:
                 "linear": retry.linear,
                 "atMs": retry.at_ms,
                 "ignore": sorted(retry.ignore_status_codes),
+                "backoff": dataclasses.asdict(retry.backoff) if retry.backoff else None,
+                "maxDurationMs": retry.max_duration_ms,
             },
         }
     )
@@ -273,6 +291,8 @@ def load_delivery(raw: str | bytes) -> Delivery:
             linear=retry["linear"],
             at_ms=retry["atMs"],
             ignore_status_codes=frozenset(retry["ignore"]),
+            backoff=Backoff(**retry["backoff"]) if retry.get("backoff") else None,
+            max_duration_ms=retry.get("maxDurationMs", 0),
         ),
         timeout_at_ms=data["timeoutAtMs"],
     )

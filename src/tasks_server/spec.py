@@ -216,6 +216,35 @@ class Config(ConnectionOptions):
     ca: Material | None = None
     cert: Certificate | None = None
     key: Material | None = None
+    retry_policy: RetryPolicyConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_retry_policy(self) -> Config:
+        if self.retry_policy is not None and self.model_fields_set.intersection(SEED_RETRY_FIELDS):
+            raise ValueError(
+                "Use either retryPolicy or retry, retryAt, retryInterval and retryExponential"
+            )
+        return self
+
+
+class RetryPolicyConfig(Strict):
+    """Cloud Tasks' retry knobs; see docs/api.md, "Retry policies"."""
+
+    max_attempts: Annotated[int, Field(ge=1, le=1000)]
+    min_backoff: Milliseconds = 1000
+    max_backoff: Milliseconds = 3_600_000
+    max_doublings: Annotated[int, Field(ge=0, le=30)] = 16
+    max_retry_duration: Milliseconds = 0
+    jitter: Literal["full", "none"] = "full"
+
+    @model_validator(mode="after")
+    def _bounds(self) -> RetryPolicyConfig:
+        if self.max_backoff < self.min_backoff:
+            raise ValueError("maxBackoff must not be less than minBackoff")
+        return self
+
+
+SEED_RETRY_FIELDS = ("retry", "retry_at", "retry_interval", "retry_exponential")
 
 
 def _metadata(value: Any) -> Any:

@@ -13,6 +13,7 @@ import base64
 import contextlib
 import itertools
 import logging
+import random
 import secrets
 from collections.abc import Sequence
 from dataclasses import replace
@@ -20,7 +21,7 @@ from dataclasses import replace
 from .. import signing
 from ..clock import Clock
 from ..delivery import Delivery, load_delivery
-from ..retry import Verdict, decide
+from ..retry import RETRY_AFTER_STATUSES, Verdict, decide, parse_retry_after
 from ..states import TaskState
 from ..store import AttemptResult, Claimed, Store
 from .transport.base import Response, Transport
@@ -149,12 +150,18 @@ class Dispatcher:
 
     def _done(self, task: Claimed, delivery: Delivery, response: Response) -> None:
         now = self._clock.now_ms()
+        status, headers = response.status_code, response.headers
+        retry_after = headers.get("retry-after") if status in RETRY_AFTER_STATUSES else None
         decision = decide(
             delivery.retry,
             retries_done=task.retry_count,
-            status_code=response.status_code,
+            status_code=status,
             error=response.error,
             now_ms=now,
+            retry_after_ms=parse_retry_after(retry_after, now),
+            stop=headers.get("tasks-retry", "").lower() == "stop",
+            first_attempt_at_ms=task.first_attempt_at,
+            draw=random.random(),
         )
         retrying = decision.verdict is Verdict.RETRY
         self._results.append(

@@ -44,6 +44,7 @@ class TaskRow:
     metadata: str | None
     spec: str
     delivery: str
+    first_attempt_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,8 @@ class Claimed:
     retry_count: int
     due_at: int
     delivery: str
+    first_attempt_at: int | None = None
+    """When the task's first attempt was claimed (this one, for a first attempt)."""
 
 
 @dataclass(frozen=True, slots=True)

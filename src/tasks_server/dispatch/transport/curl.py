@@ -38,6 +38,9 @@ def default_ca_bundle() -> str:
     return next((path for path in _SYSTEM_CA_BUNDLES if os.path.isfile(path)), certifi.where())
 
 
+_KEPT_HEADERS = (b"retry-after:", b"tasks-retry:")
+
+
 @dataclass(slots=True)
 class _Transfer:
     request: Request
@@ -46,11 +49,22 @@ class _Transfer:
     limit: int
     size: int = 0
     chunks: list[bytes] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
 
     def write(self, chunk: bytes) -> None:
         if self.size < self.limit:
             self.chunks.append(chunk[: self.limit - self.size])
         self.size += len(chunk)
+
+    def header(self, line: bytes) -> None:
+        """Keeps the headers retries listen to, from the last answer (after redirects)."""
+        if line.startswith(b"HTTP/"):
+            self.headers.clear()
+            return
+        lowered = line[:13].lower()
+        if lowered.startswith(_KEPT_HEADERS):
+            name, _, value = line.decode("latin-1").partition(":")
+            self.headers[name.strip().lower()] = value.strip()
 
 
 class CurlTransport:
@@ -76,6 +90,7 @@ class CurlTransport:
         transfer = _Transfer(request, done, time.time_ns() // 1_000_000, self._limit)
         try:
             _configure(curl, request, transfer.write if request.keep_body else _discard)
+            curl.setopt(pycurl.HEADERFUNCTION, transfer.header)
             if request.tls is None or request.tls.ca is None:
                 curl.setopt(pycurl.CAINFO, self._ca_bundle)
         except pycurl.error as exc:
@@ -164,6 +179,7 @@ class CurlTransport:
             error=error,
             started_at_ms=transfer.started_at_ms,
             duration_ms=int(curl.getinfo(pycurl.TOTAL_TIME) * 1000),
+            headers=transfer.headers,
         )
         curl.reset()
         if len(self._free) < _FREE_HANDLES:

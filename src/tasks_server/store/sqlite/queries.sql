@@ -40,11 +40,14 @@ DELETE FROM tasks WHERE id = :id AND owner_id = :owner_id;
 
 -- name: claim_due
 -- The lease: a claimed task is due again when its attempt should long have ended.
-UPDATE tasks SET due_at = :now + timeout_ms + :lease_margin_ms, claim = :claim
+UPDATE tasks SET
+    due_at = :now + timeout_ms + :lease_margin_ms,
+    claim = :claim,
+    first_attempt_at = coalesce(first_attempt_at, :now)
 WHERE id IN (
     SELECT id FROM tasks WHERE due_at <= :now ORDER BY due_at LIMIT :limit
 )
-RETURNING id, owner_id, retry_count, estimate_execution_at, delivery;
+RETURNING id, owner_id, retry_count, estimate_execution_at, delivery, first_attempt_at;
 
 -- name: next_due
 SELECT min(due_at) FROM tasks WHERE due_at IS NOT NULL;

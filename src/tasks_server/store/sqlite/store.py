@@ -239,7 +239,9 @@ class SQLiteStore:
                     "lease_margin_ms": LEASE_MARGIN_MS,
                 }
                 rows = conn.execute(QUERIES["claim_due"], params).fetchall()
-                claimed = [Claimed(row[0], row[1], claim, row[2], row[3], row[4]) for row in rows]
+                claimed = [
+                    Claimed(row[0], row[1], claim, row[2], row[3], row[4], row[5]) for row in rows
+                ]
                 claimed.sort(key=lambda task: task.due_at)
             next_due: int | None = conn.execute(QUERIES["next_due"]).fetchone()[0]
             return ClaimBatch(claimed, next_due, _secrets_of(conn, claimed, now_ms))
