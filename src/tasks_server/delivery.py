@@ -283,7 +283,7 @@ def load_delivery(raw: str | bytes) -> Delivery:
             timeout_ms=data["timeoutMs"],
             tls=_load_tls(data["tls"]),
             keep_body=data["keepBody"],
-            options=_load_options(data["options"]),
+            options=_load_options(data.get("options")),
         ),
         retry=RetryPolicy(
             limit=retry["limit"],

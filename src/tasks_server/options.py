@@ -12,7 +12,7 @@ import binascii
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, ValidationInfo
+from pydantic import BeforeValidator, Discriminator, Field, Tag, ValidationInfo, model_validator
 from pydantic.alias_generators import to_camel
 
 from .validators import (
@@ -23,6 +23,7 @@ from .validators import (
     hostname,
     lower,
     upper,
+    url,
 )
 
 FORBIDDEN_PROXY_PORTS = (20, 21, 22, 23, 25, 53)
@@ -48,17 +49,41 @@ class Cookie(Strict):
     value: Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\s;]+$")]
 
 
-def _cookie_jar(value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
+def _base64_text(value: Any, field: str, what: str) -> str:
     try:
         base64.b64decode(value, validate=True).decode()
-    except (binascii.Error, ValueError):
-        raise ValueError("A cookie string must be base64 of a cookie-jar file") from None
-    return value
+    except (binascii.Error, ValueError, TypeError):
+        raise ValueError(f"{field} must be base64 of {what}") from None
+    return str(value)
 
 
-CookieJar = Annotated[str, BeforeValidator(_cookie_jar)]
+def _cookie_jar(value: Any) -> Any:
+    return _base64_text(value, "Cookie", "a cookie-jar file")
+
+
+def _cookie_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "jar"
+    return "pairs" if isinstance(value, list) else None
+
+
+CookieValue = Annotated[
+    Annotated[str, BeforeValidator(_cookie_jar), Tag("jar")]
+    | Annotated[list[Cookie], Field(min_length=1, max_length=16), Tag("pairs")],
+    Discriminator(
+        _cookie_kind,
+        custom_error_type="cookie_type",
+        custom_error_message="Cookie must be an array of {name, value} or base64 of a cookie jar",
+    ),
+]
+
+
+def _hsts(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return _base64_text(value, "hsts", "an HSTS file")
+    raise ValueError("hsts must be true, false, or base64 of an HSTS file")
 
 
 def _proxy_port(value: Any) -> Any:
@@ -92,10 +117,10 @@ class Resolve(Strict):
     address: Annotated[list[IpAddress], Field(min_length=1, max_length=4)]
 
 
-def _auto_or_url(value: Any) -> Any:
+def _auto_or_url(value: Any) -> str:
     if isinstance(value, str) and value.upper() == "AUTO":
         return "AUTO"
-    return value
+    return url(value)
 
 
 TlsVersion = Literal["1.0", "1.1", "1.2", "1.3"]
@@ -103,7 +128,7 @@ Protocol = Annotated[Literal["http", "https"], BeforeValidator(lower)]
 
 
 class RequestOptions(Strict):
-    cookie: CookieJar | Annotated[list[Cookie], Field(min_length=1, max_length=16)] | None = None
+    cookie: CookieValue | None = None
     auth_basic: Credentials | None = None
     auth_digest: Credentials | None = None
     auth_ntlm: Credentials | None = None
@@ -120,9 +145,9 @@ FetchOnly = Annotated[Any, BeforeValidator(_fetch_only)]
 class ConnectionOptions(Strict):
     http_version: Literal["0.9", "1.0", "1.1", "2", "2-prior-knowledge", "3"] = "1.1"
     ip_version: Literal[4, 6] | None = None
-    referer_url: Annotated[Literal["AUTO"] | HttpUrl, BeforeValidator(_auto_or_url)] = "AUTO"
+    referer_url: Annotated[str, BeforeValidator(_auto_or_url)] = "AUTO"
     keep_alive_duration: Annotated[int, Field(ge=0, le=259_200)] = 30
-    hsts: bool | CookieJar | None = None
+    hsts: Annotated[bool | str, BeforeValidator(_hsts)] | None = None
     session_id: bool = True
     insecure: bool = False
     location: bool = True
@@ -151,6 +176,32 @@ class ConnectionOptions(Strict):
     credentials: FetchOnly | None = None
     referrer_policy: FetchOnly | None = None
     mode: FetchOnly | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ConnectionOptions:
+        proxy_auths = [self.proxy_auth_basic, self.proxy_auth_digest, self.proxy_auth_ntlm]
+        if sum(auth is not None for auth in proxy_auths) > 1:
+            raise ValueError("Choose one of proxyAuthBasic, proxyAuthDigest and proxyAuthNtlm")
+        defaults = type(self).model_fields
+        needing_proxy = [
+            name for name in PROXY_SETTINGS if getattr(self, name) != defaults[name].default
+        ]
+        if self.proxy is None and needing_proxy:
+            names = ", ".join(to_camel(name) for name in needing_proxy)
+            raise ValueError(f"{names} only apply with proxy")
+        if self.tls_version and self.tls_max_version and self.tls_version > self.tls_max_version:
+            raise ValueError("tlsVersion must not be above tlsMaxVersion")
+        return self
+
+
+PROXY_SETTINGS = (
+    "proxy_headers",
+    "proxy_insecure",
+    "proxy_http_version",
+    "proxy_auth_basic",
+    "proxy_auth_digest",
+    "proxy_auth_ntlm",
+)
 
 
 def refusals(

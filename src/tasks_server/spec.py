@@ -30,6 +30,7 @@ from .options import ConnectionOptions, RequestOptions
 from .scheduling import MAX_SAFE_INTEGER, first_due_at, parse_date
 from .validators import KEY_RE, HttpUrl, RecordString, Strict, record
 
+RESERVED_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature", "idempotency-key")
 DEFAULT_USER_AGENT = "Tasks-Server/1.0 (compatible; Linux x86_64; +http://tasks-server)"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 MAX_DATA_DEPTH = 3
@@ -121,6 +122,9 @@ class HttpRequest(RequestOptions):
     def _drop_user_agent(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         if value is None:
             return None
+        for name in value:
+            if name.lower() in RESERVED_HEADERS or name.lower().startswith("x-tasks-"):
+                raise ValueError(f"Header {name!r} is set by the server")
         return {k: v for k, v in value.items() if "user-agent" not in k.lower()}
 
 
@@ -259,3 +263,16 @@ class TaskSpec(Strict):
     http_request: HttpRequest
     config: Config = Field(default_factory=Config)
     metadata: Annotated[dict[str, str], BeforeValidator(_metadata)] | None = None
+
+    @model_validator(mode="after")
+    def _one_set_of_credentials(self) -> TaskSpec:
+        request = self.http_request
+        schemes = [
+            request.auth_basic,
+            request.auth_digest,
+            request.auth_ntlm,
+            request.auth_aws_sigv4,
+        ]
+        if self.config.location_trusted is not None and any(schemes):
+            raise ValueError("locationTrusted carries its own credentials: drop the auth* field")
+        return self

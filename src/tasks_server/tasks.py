@@ -24,6 +24,16 @@ NOTHING_REFUSED: Mapping[str, str] = MappingProxyType({})
 SCHEDULE_FIELDS = ("executionDelay", "executeAt")
 MASK = "********"
 SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie")
+CREDENTIALS = [
+    ("httpRequest", "authBasic"),
+    ("httpRequest", "authDigest"),
+    ("httpRequest", "authNtlm"),
+    ("httpRequest", "authAwsSigv4"),
+    ("config", "locationTrusted"),
+    ("config", "proxyAuthBasic"),
+    ("config", "proxyAuthDigest"),
+    ("config", "proxyAuthNtlm"),
+]
 
 
 def parse_spec(
@@ -252,11 +262,21 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 
 def _masked(config: dict[str, Any]) -> dict[str, Any]:
-    request = config["httpRequest"]
-    for name in list(request.get("headers") or {}):
-        if name.lower() in SECRET_HEADERS:
-            request["headers"][name] = MASK
-    settings = config["config"]
+    """Passwords, keys, cookies and credential headers replaced by a mask."""
+    request, settings = config["httpRequest"], config["config"]
+    for headers in (request.get("headers"), settings.get("proxyHeaders")):
+        for name in headers or {}:
+            if name.lower() in SECRET_HEADERS:
+                headers[name] = MASK
+    if isinstance(request.get("cookie"), list):
+        for cookie in request["cookie"]:
+            cookie["value"] = MASK
+    elif request.get("cookie"):
+        request["cookie"] = MASK
+    for section, field in CREDENTIALS:
+        found = config[section].get(field)
+        if found:
+            found["secret" if "secret" in found else "password"] = MASK
     if settings.get("cert") and settings["cert"].get("password"):
         settings["cert"]["password"] = MASK
     if settings.get("key") and not settings["key"].startswith(("/", ".")):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 KEY_PATTERN = r"^[a-zA-Z0-9$_.\-\[\]]{1,64}$"
 KEY_RE = re.compile(KEY_PATTERN)
+_URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$"
@@ -52,7 +53,7 @@ def url(value: Any) -> str:
         urlsplit(value).port  # noqa: B018 - parses the host and port
     except ValueError as exc:
         raise ValueError(f"Invalid URL: {exc}") from None
-    return value
+    return value if value.isascii() else quote(value, safe=_URL_SAFE)
 
 
 HttpUrl = Annotated[str, BeforeValidator(url)]

@@ -49,7 +49,7 @@ STATUS: list[tuple[type[TasksError], int]] = [
     (TooLarge, 413),
     (PreconditionFailed, 422),
 ]
-_UNION_TAGS = ("text", "form", "json")
+_UNION_TAGS = {"data": ("text", "form", "json"), "cookie": ("jar", "pairs")}
 
 
 def envelope(status: int, message: Any) -> Response:
@@ -74,10 +74,10 @@ def error_tree(errors: list[Any]) -> dict[str, Any]:
 
 
 def _path(loc: tuple[Any, ...]) -> list[str]:
-    """The field path, without the tag pydantic adds after ``data`` for its union branch."""
+    """The field path, without the tag pydantic adds after a union field for its branch."""
     path: list[str] = []
     for part in loc:
-        if not (path and path[-1] == "data" and part in _UNION_TAGS):
+        if not (path and part in _UNION_TAGS.get(path[-1], ())):
             path.append(str(part))
     return path
 

@@ -105,7 +105,11 @@ class Dispatcher:
             self._results[:0] = results
             raise
         for task in batch.tasks:
-            self._fire(task, now, batch.secrets.get(task.owner_id, ()))
+            try:
+                self._fire(task, now, batch.secrets.get(task.owner_id, ()))
+            except Exception as exc:
+                log.exception("cannot send task %s", task.id, extra={"action": "task_broken"})
+                self._results.append(_broken(task, now, exc))
         if self._stopping or (batch.tasks and len(batch.tasks) == limit):
             return
         await self._sleep(now, batch.next_due_at, saturated=limit == 0)
@@ -183,6 +187,25 @@ class Dispatcher:
         )
         self._wake.set()
         self._finished.set()
+
+
+def _broken(task: Claimed, now: int, exc: Exception) -> AttemptResult:
+    """The result of a task that cannot be sent at all: it ends in ERROR, saying why."""
+    return AttemptResult(
+        task_id=task.id,
+        claim=task.claim,
+        attempt=task.retry_count + 1,
+        started_at=now,
+        duration_ms=0,
+        status_code=0,
+        error=f"Cannot send the request: {exc!r}",
+        response=None,
+        state=TaskState.ERROR,
+        outcome=str(Verdict.ERROR),
+        retry_count=task.retry_count,
+        next_due_at=None,
+        end_at=now,
+    )
 
 
 def _http_error(status_code: int) -> str | None:

@@ -47,6 +47,7 @@ class _Transfer:
     done: Done
     started_at_ms: int
     limit: int
+    isolated: bool = False
     size: int = 0
     chunks: list[bytes] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
@@ -86,17 +87,19 @@ class CurlTransport:
         return len(self._active)
 
     def submit(self, request: Request, done: Done) -> None:
-        curl = self._free.pop() if self._free else pycurl.Curl()
-        transfer = _Transfer(request, done, time.time_ns() // 1_000_000, self._limit)
+        isolated = _isolated(request.options)
+        curl = pycurl.Curl() if isolated or not self._free else self._free.pop()
+        transfer = _Transfer(request, done, time.time_ns() // 1_000_000, self._limit, isolated)
         try:
             _configure(curl, request, transfer.write if request.keep_body else _discard)
             curl.setopt(pycurl.HEADERFUNCTION, transfer.header)
             if request.tls is None or request.tls.ca is None:
                 curl.setopt(pycurl.CAINFO, self._ca_bundle)
-        except pycurl.error as exc:
-            curl.reset()
-            self._free.append(curl)
-            done(Response(0, error=f"Invalid request option: {exc.args[-1]}"))
+            if isolated:
+                _isolate(curl)
+        except (pycurl.error, UnicodeError, ValueError, TypeError) as exc:
+            curl.close()
+            done(Response(0, error=f"Invalid request option: {exc}"))
             return
         self._active[curl] = transfer
         self._multi.add_handle(curl)
@@ -181,11 +184,11 @@ class CurlTransport:
             duration_ms=int(curl.getinfo(pycurl.TOTAL_TIME) * 1000),
             headers=transfer.headers,
         )
-        curl.reset()
-        if len(self._free) < _FREE_HANDLES:
-            self._free.append(curl)
-        else:
+        if transfer.isolated or len(self._free) >= _FREE_HANDLES:
             curl.close()
+        else:
+            curl.reset()
+            self._free.append(curl)
         transfer.done(response)
 
 
@@ -193,15 +196,38 @@ def _discard(chunk: bytes) -> None:
     return None
 
 
+def _isolated(options: Options) -> bool:
+    """Options that leave state behind (DNS entries, cookies, HSTS, connections) in libcurl."""
+    return options is not DEFAULT_OPTIONS and bool(
+        options.resolve
+        or options.doh_url
+        or options.dns_servers
+        or options.cookie_jar
+        or options.hsts
+        or options.haproxy_protocol
+        or options.haproxy_client_ip
+    )
+
+
+def _isolate(curl: pycurl.Curl) -> None:
+    """A transfer of its own: a private DNS cache, a new connection closed afterwards, and a
+    handle that is closed (with its cookies and HSTS entries) rather than reused."""
+    share = pycurl.CurlShare()
+    share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_DNS)
+    curl.setopt(pycurl.SHARE, share)
+    curl.setopt(pycurl.FRESH_CONNECT, 1)
+    curl.setopt(pycurl.FORBID_REUSE, 1)
+
+
 def _configure(curl: pycurl.Curl, request: Request, write: Callable[[bytes], None]) -> None:
     setopt = curl.setopt
-    setopt(pycurl.URL, request.url)
+    setopt(pycurl.URL, request.url.encode())
     setopt(pycurl.NOSIGNAL, 1)
     setopt(pycurl.TIMEOUT_MS, request.timeout_ms)
     setopt(pycurl.WRITEFUNCTION, write)
-    setopt(pycurl.HTTPHEADER, [*request.headers, "Expect:"])
+    setopt(pycurl.HTTPHEADER, [header.encode() for header in (*request.headers, "Expect:")])
     if request.user_agent:
-        setopt(pycurl.USERAGENT, request.user_agent)
+        setopt(pycurl.USERAGENT, request.user_agent.encode())
     _set_method(curl, request)
     if request.tls is not None:
         _set_tls(curl, request.tls)
@@ -298,7 +324,7 @@ def set_options(curl: pycurl.Curl, options: Options) -> None:
     setopt(pycurl.MAXREDIRS, options.max_redirects)
     setopt(pycurl.AUTOREFERER, int(options.auto_referer))
     if options.referer:
-        setopt(pycurl.REFERER, options.referer)
+        setopt(pycurl.REFERER, options.referer.encode())
     setopt(pycurl.HTTP_VERSION, _HTTP_VERSIONS[options.http_version])
     if options.http_version == "0.9":
         setopt(pycurl.HTTP09_ALLOWED, 1)
@@ -318,8 +344,8 @@ def set_options(curl: pycurl.Curl, options: Options) -> None:
 
 
 def _set_credentials(curl: pycurl.Curl, auth: Auth) -> None:
-    curl.setopt(pycurl.USERNAME, auth.username)
-    curl.setopt(pycurl.PASSWORD, auth.password)
+    curl.setopt(pycurl.USERNAME, auth.username.encode())
+    curl.setopt(pycurl.PASSWORD, auth.password.encode())
 
 
 def _set_auth(curl: pycurl.Curl, options: Options) -> None:
@@ -337,9 +363,9 @@ def _set_auth(curl: pycurl.Curl, options: Options) -> None:
 
 def _set_cookies(curl: pycurl.Curl, options: Options) -> None:
     if options.cookies:
-        curl.setopt(pycurl.COOKIE, options.cookies)
+        curl.setopt(pycurl.COOKIE, options.cookies.encode())
     for line in options.cookie_jar:
-        curl.setopt(pycurl.COOKIELIST, line)
+        curl.setopt(pycurl.COOKIELIST, line.encode())
 
 
 def _set_name_resolution(curl: pycurl.Curl, options: Options) -> None:
@@ -390,13 +416,13 @@ def _set_proxy(curl: pycurl.Curl, options: Options) -> None:
         curl.setopt(pycurl.PROXYTYPE, pycurl.PROXYTYPE_HTTP_1_0)
     if proxy.headers:
         curl.setopt(pycurl.HEADEROPT, pycurl.HEADER_SEPARATE)
-        curl.setopt(pycurl.PROXYHEADER, list(proxy.headers))
+        curl.setopt(pycurl.PROXYHEADER, [header.encode() for header in proxy.headers])
     if proxy.insecure:
         curl.setopt(pycurl.PROXY_SSL_VERIFYPEER, 0)
         curl.setopt(pycurl.PROXY_SSL_VERIFYHOST, 0)
     if proxy.auth is not None:
-        curl.setopt(pycurl.PROXYUSERNAME, proxy.auth.username)
-        curl.setopt(pycurl.PROXYPASSWORD, proxy.auth.password)
+        curl.setopt(pycurl.PROXYUSERNAME, proxy.auth.username.encode())
+        curl.setopt(pycurl.PROXYPASSWORD, proxy.auth.password.encode())
         curl.setopt(pycurl.PROXYAUTH, _AUTH_SCHEMES[proxy.auth.scheme])
 
 
