@@ -100,10 +100,9 @@ def decide(
     if policy.at_ms is not None:
         due = max(policy.at_ms, now_ms)
     else:
-        wait = policy.delay_ms(retries_done + 1, draw)
-        if retry_after_ms is not None:
-            wait = max(wait, min(retry_after_ms, policy.longest_wait_ms))
-        due = now_ms + wait
+        due = now_ms + policy.delay_ms(retries_done + 1, draw)
+    if retry_after_ms is not None:
+        due = max(due, now_ms + min(retry_after_ms, policy.longest_wait_ms))
     started = first_attempt_at_ms if first_attempt_at_ms is not None else now_ms
     if policy.max_duration_ms and due - started > policy.max_duration_ms:
         return Decision(Verdict.ERROR)
