@@ -284,11 +284,21 @@ def _task_params(task: TaskRow) -> dict[str, Any]:
 
 def _record(conn: sqlite3.Connection, results: Sequence[AttemptResult]) -> None:
     for result in results:
-        params = dataclasses.asdict(result)
-        params["id"] = params.pop("task_id")
-        params["state"] = str(result.state)
-        params["due_at"] = params.pop("next_due_at")
-        params["estimate_end_at"] = params.pop("end_at")
+        params = {
+            "id": result.task_id,
+            "claim": result.claim,
+            "attempt": result.attempt,
+            "started_at": result.started_at,
+            "duration_ms": result.duration_ms,
+            "status_code": result.status_code,
+            "error": result.error,
+            "response": result.response,
+            "state": str(result.state),
+            "outcome": result.outcome,
+            "retry_count": result.retry_count,
+            "due_at": result.next_due_at,
+            "estimate_end_at": result.end_at,
+        }
         applied = conn.execute(QUERIES["record_attempt_result"], params).rowcount == 1
         if not applied:
             params["outcome"] = "IGNORED"
