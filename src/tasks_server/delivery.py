@@ -73,12 +73,12 @@ def _body(http: HttpRequest, headers: list[str]) -> bytes | None:
         return None
     has_type = any(h.lower().startswith("content-type:") for h in headers)
     if isinstance(data, list):
+        # The boundary is ours, so a user's Content-Type cannot stand.
         boundary = "tasks-" + secrets.token_hex(12)
-        content_type = f"multipart/form-data; boundary={boundary}"
-        body = _multipart(boundary, [(item.name, item.value) for item in data])
-        has_type = False
         headers[:] = [h for h in headers if not h.lower().startswith("content-type:")]
-    elif isinstance(data, str):
+        headers.append(f"Content-Type: multipart/form-data; boundary={boundary}")
+        return _multipart(boundary, [(item.name, item.value) for item in data])
+    if isinstance(data, str):
         content_type, body = "text/plain; charset=utf-8", data.encode()
     else:
         content_type, body = "application/json", orjson.dumps(data)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from ..errors import InvalidInput
 from ..states import TaskState
 from ..store import AttemptRow, OwnerRow, SigningSecretRow, TaskQuery, TaskRow
+from ..validators import lower, upper
 
 NAME_PATTERN = r"^(?![0-9-])(?!.*--)[a-z0-9-]{5,32}(?<!-)$"
 NAME_MESSAGE = (
@@ -51,22 +52,14 @@ class OwnerRegistration(Input):
     ]
 
 
-def _upper(value: Any) -> Any:
-    return value.upper() if isinstance(value, str) else value
-
-
-def _lower(value: Any) -> Any:
-    return value.lower() if isinstance(value, str) else value
-
-
 class ListQuery(Input):
     model_config = ConfigDict(extra="forbid", strict=False)
 
     limit: Annotated[int, Field(ge=1, le=1000)] = 10
     offset: Annotated[int, Field(ge=0)] = 0
     order: Literal["createdAt", "estimateEndAt", "estimateExecutionAt"] = "createdAt"
-    sort: Annotated[Literal["asc", "desc"], BeforeValidator(_lower)] = "asc"
-    state: Annotated[TaskState | None, BeforeValidator(_upper)] = None
+    sort: Annotated[Literal["asc", "desc"], BeforeValidator(lower)] = "asc"
+    state: Annotated[TaskState | None, BeforeValidator(upper)] = None
 
     def query(self) -> TaskQuery:
         return TaskQuery(
